@@ -1,0 +1,59 @@
+"""commandexec: register plain callables by key, run Commands on interchangeable executors.
+
+>>> import commandexec as ce
+>>> registry = ce.Registry()
+>>> registry.register("add", lambda a, b: a + b)
+>>> with ce.ThreadExecutor(max_workers=2, registry=registry) as executor:
+...     executor.submit(ce.Command("add", 1, 2)).result(timeout=5)
+3
+"""
+
+from .command import Command
+from .errors import (
+    AuthenticationError,
+    BrokenExecutor,
+    CascadeLimitExceeded,
+    CommandExecError,
+    CommandTimeout,
+    ConfigError,
+    DuplicateCommand,
+    ExecutorFull,
+    InvalidCommand,
+    ProtocolError,
+    RemoteCommandError,
+    SerializationError,
+    UnknownCommand,
+    WorkerLost,
+)
+from .executors.base import Executor
+from .executors.inline import InlineExecutor
+from .executors.threads import ThreadExecutor
+from .registry import Registry, registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # commands and where their keys resolve
+    "Command",
+    "Registry",
+    "registry",
+    # executors
+    "Executor",
+    "InlineExecutor",
+    "ThreadExecutor",
+    # errors
+    "AuthenticationError",
+    "BrokenExecutor",
+    "CascadeLimitExceeded",
+    "CommandExecError",
+    "CommandTimeout",
+    "ConfigError",
+    "DuplicateCommand",
+    "ExecutorFull",
+    "InvalidCommand",
+    "ProtocolError",
+    "RemoteCommandError",
+    "SerializationError",
+    "UnknownCommand",
+    "WorkerLost",
+]

@@ -1,0 +1,61 @@
+"""InlineExecutor: runs each command in the caller's thread, inside ``submit``."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from ..command import Command
+from ..registry import Registry
+from ..runtime import execute
+from ..serialization import Codec, get_codec
+from .base import Executor, check_not_shutdown, finished_future
+
+__all__ = ["InlineExecutor"]
+
+
+class InlineExecutor(Executor):
+    """Runs each command synchronously in ``submit``; the returned future is already done.
+
+    The executor for tests, debugging and for work too small to be worth a
+    thread. Errors still go into the future, never out of ``submit``.
+
+    Args:
+        registry: Where command keys are resolved.
+        strict: Round-trip every command's arguments and its result through a
+            codec before and after running it, as a worker process (``True`` or
+            ``"pickle"``) or a remote worker (``"json"``) would. A command that
+            works inline but could not reach a worker then fails here too, with
+            :class:`~commandexec.SerializationError`.
+    """
+
+    kind = "inline"
+
+    def __init__(self, *, registry: Registry | None = None, strict: bool | str = False) -> None:
+        super().__init__(registry=registry)
+        if strict is True:
+            strict = "pickle"
+        self._codec: Codec | None = get_codec(strict) if strict else None
+
+    @property
+    def strict(self) -> str | None:
+        """The codec name strict mode round-trips through, or ``None``."""
+        return self._codec.name if self._codec is not None else None
+
+    def _submit(self, command: Command) -> Future[Any]:
+        if self._shutdown:
+            check_not_shutdown(self)
+        codec = self._codec
+        if codec is None:
+            return finished_future(*execute(command, self._registry))
+        try:
+            command = codec.decode_command(codec.encode_command(command))
+        except Exception as exc:
+            return finished_future(False, exc)
+        ok, value = execute(command, self._registry)
+        if ok:
+            try:
+                value = codec.decode_value(codec.encode_value(value, command))
+            except Exception as exc:
+                ok, value = False, exc
+        return finished_future(ok, value)

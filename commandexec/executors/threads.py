@@ -1,0 +1,252 @@
+"""ThreadExecutor: a bounded pool of worker threads, a drop-in ThreadPoolExecutor."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Literal
+
+from ..command import Command
+from ..errors import BrokenExecutor, ExecutorFull
+from ..registry import Registry
+from ..runtime import execute
+from .base import Executor
+
+__all__ = ["ThreadExecutor"]
+
+logger = logging.getLogger("commandexec")
+
+_Item = tuple[Future[Any], Command, contextvars.Context]
+
+# Worker threads of every live executor, so interpreter exit can wake and join
+# them (as concurrent.futures.thread does); weak, so it holds nothing alive.
+_live_workers: weakref.WeakKeyDictionary[threading.Thread, queue.SimpleQueue[_Item | None]] = (
+    weakref.WeakKeyDictionary()
+)
+_exiting = False
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+    items = list(_live_workers.items())
+    for _, work in items:
+        work.put(None)
+    for thread, _ in items:
+        thread.join()
+
+
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+
+
+def _default_workers() -> int:
+    count = os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()
+    return min(32, (count or 1) + 4)
+
+
+class ThreadExecutor(Executor):
+    """Runs commands on up to *max_workers* threads; takes ThreadPoolExecutor's arguments.
+
+    Each command runs in a copy of the submitter's :mod:`contextvars` context,
+    as :func:`asyncio.to_thread` does. Threads are started on demand, reusing
+    idle ones first. A thread cannot be stopped from outside, so a command's
+    ``timeout`` fails its future but the callable runs on to its end.
+
+    Args:
+        max_workers: Most threads at once; default ``min(32, cpu_count + 4)``.
+        thread_name_prefix: Prefix of the worker threads' names.
+        initializer: Called with *initargs* at the start of each worker thread;
+            if it raises, the executor is broken and pending commands fail with
+            :class:`~commandexec.BrokenExecutor`.
+        initargs: Arguments for *initializer*.
+        registry: Where command keys are resolved.
+        max_pending: Bound on commands submitted but not yet started; ``None``
+            (default) is unbounded.
+        on_full: When *max_pending* is reached, ``"block"`` makes ``submit`` wait
+            for room; ``"raise"`` makes it raise :class:`~commandexec.ExecutorFull`.
+    """
+
+    kind = "threads"
+    _counter = 0
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        registry: Registry | None = None,
+        max_pending: int | None = None,
+        on_full: Literal["block", "raise"] = "block",
+    ) -> None:
+        super().__init__(registry=registry)
+        if max_workers is None:
+            max_workers = _default_workers()
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_pending is not None and (type(max_pending) is not int or max_pending < 1):
+            raise ValueError(f"max_pending must be None or an int >= 1, got {max_pending!r}")
+        if on_full not in ("block", "raise"):
+            raise ValueError(f"on_full must be 'block' or 'raise', got {on_full!r}")
+        ThreadExecutor._counter += 1
+        self._max_workers = max_workers
+        self._thread_name_prefix = thread_name_prefix or f"ThreadExecutor-{ThreadExecutor._counter}"
+        self._initializer = initializer
+        self._initargs = initargs
+        self._max_pending = max_pending
+        self._block_when_full = on_full == "block"
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+        self._slots = threading.Semaphore(max_pending) if max_pending is not None else None
+        self._lock = threading.Lock()
+        self._broken: str | None = None
+        # If the executor is dropped without shutdown(), wake the workers so they exit.
+        weakref.finalize(self, self._queue.put, None)
+
+    @property
+    def max_workers(self) -> int:
+        """The most worker threads this executor runs at once."""
+        return self._max_workers
+
+    def _submit(self, command: Command) -> Future[Any]:
+        slots = self._slots
+        if slots is not None:
+            self._acquire_slot(slots, command)
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._shutdown or self._broken:
+                if slots is not None:
+                    slots.release()
+                if self._broken:
+                    raise BrokenExecutor(self._broken)
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.put((future, command, contextvars.copy_context()))
+            if len(self._threads) < self._max_workers and not self._idle.acquire(blocking=False):
+                self._start_worker()
+        return future
+
+    def _acquire_slot(self, slots: threading.Semaphore, command: Command) -> None:
+        if self._block_when_full:
+            # Wake now and then so a shutdown elsewhere is noticed.
+            while not slots.acquire(timeout=0.1):
+                if self._shutdown:
+                    raise RuntimeError("cannot schedule new futures after shutdown")
+        elif not slots.acquire(blocking=False):
+            raise ExecutorFull(
+                f"cannot submit {command!r}: {self._max_pending} commands are already pending "
+                "(max_pending); wait for some to finish or use on_full='block'"
+            )
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(
+            target=_worker,
+            name=f"{self._thread_name_prefix}_{len(self._threads)}",
+            args=(
+                self._queue,
+                self._registry,
+                self._idle,
+                self._threads,
+                self._max_workers,
+                self._slots,
+                self._initializer,
+                self._initargs,
+                weakref.ref(self),
+            ),
+        )
+        thread.start()
+        self._threads.append(thread)
+        _live_workers[thread] = self._queue
+
+    def _initializer_failed(self) -> None:
+        with self._lock:
+            self._broken = "a worker thread's initializer failed; the executor cannot run commands"
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    if self._slots is not None:
+                        self._slots.release()
+                    item[0].set_exception(BrokenExecutor(self._broken))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        if self._slots is not None:
+                            self._slots.release()
+                        item[0].cancel()
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+    shutdown.__doc__ = Executor.shutdown.__doc__
+
+
+def _worker(
+    work: queue.SimpleQueue[_Item | None],
+    registry: Registry,
+    idle: threading.Semaphore,
+    threads: list[threading.Thread],
+    max_workers: int,
+    slots: threading.Semaphore | None,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    executor_ref: weakref.ref[ThreadExecutor],
+) -> None:
+    # A plain function, not a method: a worker must not keep its executor alive.
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            logger.critical("exception in ThreadExecutor initializer", exc_info=True)
+            executor = executor_ref()
+            if executor is not None:
+                executor._initializer_failed()
+            return
+    get = work.get
+    get_nowait = work.get_nowait
+    Empty = queue.Empty
+    while True:
+        try:
+            item = get_nowait()
+        except Empty:
+            # About to wait: tell submit() one thread is free, while the pool still
+            # grows (once it is full nobody asks, so the count would only pile up).
+            if len(threads) < max_workers:
+                idle.release()
+            item = get()
+        if item is None:
+            work.put(None)  # pass the sentinel on to the next worker
+            return
+        future, command, context = item
+        del item
+        if slots is not None:
+            slots.release()
+        if not future.set_running_or_notify_cancel():
+            continue
+        ok, value = context.run(execute, command, registry)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+        # Drop references before blocking again (see CPython GH-60488).
+        del future, command, context, value
