@@ -18,9 +18,11 @@ from concurrent.futures._base import FINISHED
 from typing import Any, ClassVar
 
 from ..command import Command
+from ..errors import CommandTimeout
 from ..registry import Registry
 from ..registry import registry as default_registry
 from ..runtime import run_chunk
+from ..timers import Timer
 
 __all__ = ["Executor"]
 
@@ -41,6 +43,12 @@ class Executor(concurrent.futures.Executor):
             raise TypeError(f"registry must be a commandexec.Registry, got {type(registry).__name__}")
         self._registry = registry if registry is not None else default_registry
         self._shutdown = False
+        self._timer = Timer(f"{type(self).__name__}-timer")
+
+    @property
+    def timer(self) -> Timer:
+        """The executor's clock and scheduler for timeouts, backoff and heartbeats."""
+        return self._timer
 
     @property
     def registry(self) -> Registry:
@@ -163,6 +171,7 @@ class Executor(concurrent.futures.Executor):
             cancel_futures: Cancel pending commands instead of running them.
         """
         self._shutdown = True
+        self._timer.close(wait)
 
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "running"
@@ -190,6 +199,11 @@ def finished_future(ok: bool, value: Any) -> Future[Any]:
         future._exception = value
     future._state = FINISHED
     return future
+
+
+def timeout_error(command: Command, note: str = "") -> CommandTimeout:
+    """The error for *command* running past its ``timeout`` option."""
+    return CommandTimeout(f"{command!r} exceeded its timeout of {command.options.timeout} s{note}")
 
 
 def check_not_shutdown(executor: Executor) -> None:

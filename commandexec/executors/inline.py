@@ -9,7 +9,7 @@ from ..command import Command
 from ..registry import Registry
 from ..runtime import execute
 from ..serialization import Codec, get_codec
-from .base import Executor, check_not_shutdown, finished_future
+from .base import Executor, check_not_shutdown, finished_future, timeout_error
 
 __all__ = ["InlineExecutor"]
 
@@ -27,6 +27,9 @@ class InlineExecutor(Executor):
             ``"pickle"``) or a remote worker (``"json"``) would. A command that
             works inline but could not reach a worker then fails here too, with
             :class:`~commandexec.SerializationError`.
+
+    A command's ``timeout`` cannot interrupt the caller's thread: a command that
+    ran longer fails with :class:`~commandexec.CommandTimeout` when it returns.
     """
 
     kind = "inline"
@@ -46,14 +49,21 @@ class InlineExecutor(Executor):
         if self._shutdown:
             check_not_shutdown(self)
         codec = self._codec
-        if codec is None:
+        timeout = command._options.timeout
+        if codec is None and timeout is None:
             return finished_future(*execute(command, self._registry))
-        try:
-            command = codec.decode_command(codec.encode_command(command))
-        except Exception as exc:
-            return finished_future(False, exc)
+        if codec is not None:
+            try:
+                command = codec.decode_command(codec.encode_command(command))
+            except Exception as exc:
+                return finished_future(False, exc)
+        start = self._timer.now()
         ok, value = execute(command, self._registry)
-        if ok:
+        if timeout is not None and self._timer.now() - start > timeout:
+            # Nothing can interrupt the caller's own thread: the outcome is
+            # replaced, as it is on every executor, once the command returns.
+            return finished_future(False, timeout_error(command, " (inline: detected when it returned)"))
+        if ok and codec is not None:
             try:
                 value = codec.decode_value(codec.encode_value(value, command))
             except Exception as exc:

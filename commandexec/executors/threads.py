@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -9,14 +10,15 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Literal
 
-from ..command import Command
+from ..command import DEFAULT_OPTIONS, Command
 from ..errors import BrokenExecutor, ExecutorFull
 from ..registry import Registry
 from ..runtime import execute
-from .base import Executor
+from ..timers import Timer
+from .base import Executor, timeout_error
 
 __all__ = ["ThreadExecutor"]
 
@@ -55,8 +57,9 @@ class ThreadExecutor(Executor):
 
     Each command runs in a copy of the submitter's :mod:`contextvars` context,
     as :func:`asyncio.to_thread` does. Threads are started on demand, reusing
-    idle ones first. A thread cannot be stopped from outside, so a command's
-    ``timeout`` fails its future but the callable runs on to its end.
+    idle ones first. A thread cannot be stopped from outside, so a command past
+    its ``timeout`` fails with :class:`~commandexec.CommandTimeout` at once while
+    the callable runs on to its end (its result is then dropped).
 
     Args:
         max_workers: Most threads at once; default ``min(32, cpu_count + 4)``.
@@ -158,6 +161,7 @@ class ThreadExecutor(Executor):
                 self._threads,
                 self._max_workers,
                 self._slots,
+                self._timer,
                 self._initializer,
                 self._initargs,
                 weakref.ref(self),
@@ -197,8 +201,29 @@ class ThreadExecutor(Executor):
         if wait:
             for thread in self._threads:
                 thread.join()
+        self._timer.close(wait)
 
     shutdown.__doc__ = Executor.shutdown.__doc__
+
+
+def _expire(future: Future[Any], command: Command) -> None:
+    with contextlib.suppress(InvalidStateError):  # it finished just in time
+        future.set_exception(timeout_error(command, "; its thread runs on to the end (a thread cannot be stopped)"))
+
+
+def _run_with_timeout(
+    future: Future[Any], command: Command, context: contextvars.Context, registry: Registry, timer: Timer
+) -> None:
+    timeout = command._options.timeout
+    assert timeout is not None
+    handle = timer.call_later(timeout, _expire, future, command)
+    ok, value = context.run(execute, command, registry)
+    handle.cancel()
+    with contextlib.suppress(InvalidStateError):  # the timeout fired first
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _worker(
@@ -208,6 +233,7 @@ def _worker(
     threads: list[threading.Thread],
     max_workers: int,
     slots: threading.Semaphore | None,
+    timer: Timer,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     executor_ref: weakref.ref[ThreadExecutor],
@@ -242,6 +268,9 @@ def _worker(
         if slots is not None:
             slots.release()
         if not future.set_running_or_notify_cancel():
+            continue
+        if command._options is not DEFAULT_OPTIONS and command._options.timeout is not None:
+            _run_with_timeout(future, command, context, registry, timer)
             continue
         ok, value = context.run(execute, command, registry)
         if ok:

@@ -347,3 +347,26 @@ def test_an_error_travels_through_asyncio_wrap_future(executor: ce.Executor) -> 
 
     with pytest.raises(handlers.HandlerError, match="async"):
         asyncio.run(main())
+
+
+# -- timeouts --------------------------------------------------------------------
+
+
+def test_a_command_past_its_timeout_fails_with_command_timeout(executor: ce.Executor) -> None:
+    future = executor.submit(ce.Command("sleep", 0.5, "too late").with_options(timeout=0.1))
+    with pytest.raises(ce.CommandTimeout, match=r"exceeded its timeout of 0\.1 s") as info:
+        future.result(timeout=10)
+    assert isinstance(info.value, TimeoutError)
+
+
+def test_a_command_within_its_timeout_returns_its_result(executor: ce.Executor) -> None:
+    future = executor.submit(ce.Command("sleep", 0.01, "in time").with_options(timeout=5))
+    assert future.result(timeout=10) == "in time"
+
+
+def test_a_timeout_fails_only_its_own_command(executor: ce.Executor) -> None:
+    slow = executor.submit(ce.Command("sleep", 0.4).with_options(timeout=0.1))
+    fine = [executor.submit(ce.Command("add", i, 1)) for i in range(10)]
+    with pytest.raises(ce.CommandTimeout):
+        slow.result(timeout=10)
+    assert [f.result(timeout=10) for f in fine] == list(range(1, 11))
