@@ -9,6 +9,7 @@ travel; this function is where a command actually runs, on every executor.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from contextvars import ContextVar
@@ -59,10 +60,11 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     # This thread already runs a loop (e.g. an inline submit from async code):
     # asyncio.run would refuse, so give the coroutine a loop of its own.
     box: list[Outcome] = []
+    context = contextvars.copy_context()
 
     def runner() -> None:
         try:
-            box.append((True, asyncio.run(coro)))
+            box.append((True, context.run(asyncio.run, coro)))
         except BaseException as exc:
             box.append((False, exc))
 

@@ -57,7 +57,8 @@ class Timer:
         self._condition = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._live = 0
-        self._closing = False
+        self._closing = False  # the thread exits once nothing is pending
+        self._closed = False  # and no call may be scheduled any more
 
     @staticmethod
     def now() -> float:
@@ -68,16 +69,16 @@ class Timer:
         """Run ``fn(*args)`` on the timer thread after *delay* seconds.
 
         Raises:
-            RuntimeError: after :meth:`close`.
+            RuntimeError: after ``close(wait=True)``.
         """
         when = time.monotonic() + max(0.0, delay)
         with self._condition:
-            if self._closing:
+            if self._closed:
                 raise RuntimeError("cannot schedule a timer after close()")
             handle = TimerHandle(self, when, fn, args)
             heapq.heappush(self._heap, (when, next(self._seq), handle))
             self._live += 1
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             elif self._heap[0][2] is handle:
@@ -122,15 +123,19 @@ class Timer:
                 logger.exception("timer callback %r failed", fn)
 
     def close(self, wait: bool = True) -> None:
-        """Refuse new calls; the thread exits once every pending call has run or been cancelled.
+        """Let the thread exit once no call is pending.
 
         Args:
-            wait: Cancel pending calls and wait for the thread to exit.
+            wait: Also cancel pending calls, refuse new ones, and wait for the
+                thread to exit. Without it, calls can still be scheduled (work
+                already accepted may need a timeout) and the thread exits
+                whenever it runs out of them.
         """
         with self._condition:
             self._closing = True
             thread = self._thread
             if wait:
+                self._closed = True
                 for _, _, handle in self._heap:
                     handle._timer = None
                 self._heap.clear()

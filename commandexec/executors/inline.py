@@ -51,7 +51,10 @@ class InlineExecutor(Executor):
         codec = self._codec
         timeout = command._options.timeout
         if codec is None and timeout is None:
-            return finished_future(*execute(command, self._registry))
+            ok, value = execute(command, self._registry)
+            if not ok and type(value) is KeyboardInterrupt:
+                raise value  # Ctrl-C in the caller's own thread belongs to the caller
+            return finished_future(ok, value)
         if codec is not None:
             try:
                 command = codec.decode_command(codec.encode_command(command))
@@ -59,6 +62,8 @@ class InlineExecutor(Executor):
                 return finished_future(False, exc)
         start = self._timer.now()
         ok, value = execute(command, self._registry)
+        if not ok and type(value) is KeyboardInterrupt:
+            raise value
         if timeout is not None and self._timer.now() - start > timeout:
             # Nothing can interrupt the caller's own thread: the outcome is
             # replaced, as it is on every executor, once the command returns.

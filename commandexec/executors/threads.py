@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import logging
@@ -52,7 +53,7 @@ def _default_workers() -> int:
     return min(32, (count or 1) + 4)
 
 
-class ThreadExecutor(Executor):
+class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
     """Runs commands on up to *max_workers* threads; takes ThreadPoolExecutor's arguments.
 
     Each command runs in a copy of the submitter's :mod:`contextvars` context,
@@ -77,6 +78,9 @@ class ThreadExecutor(Executor):
 
     kind = "threads"
     _counter = 0
+
+    # It also derives from ThreadPoolExecutor, without using any of its code, so
+    # that APIs which insist on one accept it, e.g. loop.set_default_executor().
 
     def __init__(
         self,
@@ -103,16 +107,16 @@ class ThreadExecutor(Executor):
         ThreadExecutor._counter += 1
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix or f"ThreadExecutor-{ThreadExecutor._counter}"
-        self._initializer = initializer
+        self._init = initializer
         self._initargs = initargs
         self._max_pending = max_pending
         self._block_when_full = on_full == "block"
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._workers: list[threading.Thread] = []
         self._idle = threading.Semaphore(0)
         self._slots = threading.Semaphore(max_pending) if max_pending is not None else None
         self._lock = threading.Lock()
-        self._broken: str | None = None
+        self._broken_reason: str | None = None
         # If the executor is dropped without shutdown(), wake the workers so they exit.
         weakref.finalize(self, self._queue.put, None)
 
@@ -127,18 +131,20 @@ class ThreadExecutor(Executor):
             self._acquire_slot(slots, command)
         future: Future[Any] = Future()
         with self._lock:
-            if self._shutdown or self._broken:
+            if self._shutdown or self._broken_reason:
                 if slots is not None:
                     slots.release()
-                if self._broken:
-                    raise BrokenExecutor(self._broken)
+                if self._broken_reason:
+                    raise BrokenExecutor(self._broken_reason)
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._queue.put((future, command, contextvars.copy_context()))
-            if len(self._threads) < self._max_workers and not self._idle.acquire(blocking=False):
+            if len(self._workers) < self._max_workers and not self._idle.acquire(blocking=False):
                 self._start_worker()
         return future
 
     def _acquire_slot(self, slots: threading.Semaphore, command: Command) -> None:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
         if self._block_when_full:
             # Wake now and then so a shutdown elsewhere is noticed.
             while not slots.acquire(timeout=0.1):
@@ -153,27 +159,27 @@ class ThreadExecutor(Executor):
     def _start_worker(self) -> None:
         thread = threading.Thread(
             target=_worker,
-            name=f"{self._thread_name_prefix}_{len(self._threads)}",
+            name=f"{self._thread_name_prefix}_{len(self._workers)}",
             args=(
                 self._queue,
                 self._registry,
                 self._idle,
-                self._threads,
+                self._workers,
                 self._max_workers,
                 self._slots,
                 self._timer,
-                self._initializer,
+                self._init,
                 self._initargs,
                 weakref.ref(self),
             ),
         )
         thread.start()
-        self._threads.append(thread)
+        self._workers.append(thread)
         _live_workers[thread] = self._queue
 
     def _initializer_failed(self) -> None:
         with self._lock:
-            self._broken = "a worker thread's initializer failed; the executor cannot run commands"
+            self._broken_reason = "a worker thread's initializer failed; the executor cannot run commands"
             while True:
                 try:
                     item = self._queue.get_nowait()
@@ -182,7 +188,7 @@ class ThreadExecutor(Executor):
                 if item is not None:
                     if self._slots is not None:
                         self._slots.release()
-                    item[0].set_exception(BrokenExecutor(self._broken))
+                    item[0].set_exception(BrokenExecutor(self._broken_reason))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -199,7 +205,7 @@ class ThreadExecutor(Executor):
                         item[0].cancel()
             self._queue.put(None)
         if wait:
-            for thread in self._threads:
+            for thread in self._workers:
                 thread.join()
         self._timer.close(wait)
 

@@ -76,3 +76,25 @@ def test_a_coroutine_command_runs_even_when_submitted_from_a_running_loop(regist
         return result
 
     assert asyncio.run(main()) == 11
+
+
+def test_ctrl_c_inside_an_inline_command_reaches_the_caller(registry: ce.Registry) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ce.InlineExecutor(registry=registry).submit(interrupted)
+
+
+def test_a_coroutine_run_from_a_running_loop_keeps_the_callers_context(registry: ce.Registry) -> None:
+    executor = ce.InlineExecutor(registry=registry)
+
+    async def read_context() -> str:
+        return handlers.request_id.get()
+
+    async def main() -> str:
+        handlers.request_id.set("from the loop")
+        result: str = executor.submit(read_context).result(timeout=5)
+        return result
+
+    assert asyncio.run(main()) == "from the loop"

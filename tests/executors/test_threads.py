@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import gc
 import threading
@@ -174,7 +175,7 @@ def test_bad_backpressure_settings_are_rejected(registry: ce.Registry, bad: dict
 def test_an_executor_dropped_without_shutdown_lets_its_threads_exit(registry: ce.Registry) -> None:
     executor = ce.ThreadExecutor(2, registry=registry)
     assert executor.submit("add", 1, 1).result(timeout=5) == 2
-    threads = list(executor._threads)
+    threads = list(executor._workers)
     del executor
     gc.collect()
     for thread in threads:
@@ -185,3 +186,37 @@ def test_an_executor_dropped_without_shutdown_lets_its_threads_exit(registry: ce
 def test_a_coroutine_command_runs_on_a_worker_thread(registry: ce.Registry) -> None:
     with ce.ThreadExecutor(2, registry=registry) as executor:
         assert executor.submit("async_add", 1, 2).result(timeout=5) == 3
+
+
+def test_shutdown_without_wait_still_runs_queued_commands_that_have_timeouts(registry: ce.Registry) -> None:
+    executor = ce.ThreadExecutor(1, registry=registry)
+    first = executor.submit(ce.Command("sleep", 0.2, "first"))
+    queued = executor.submit(ce.Command("add", 1, 2).with_options(timeout=5))
+    executor.shutdown(wait=False)
+    assert first.result(timeout=5) == "first"
+    assert queued.result(timeout=5) == 3
+    executor.shutdown(wait=True)
+
+
+def test_submit_after_shutdown_is_a_runtime_error_even_when_full(registry: ce.Registry, gate: Gate) -> None:
+    executor = ce.ThreadExecutor(1, registry=registry, max_pending=1, on_full="raise")
+    running = executor.submit(gate.command())
+    gate.wait_started(1)
+    executor.submit("add", 1, 1)
+    executor.shutdown(wait=False)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit("add", 2, 2)
+    gate.open()
+    assert running.result(timeout=5) is None
+    executor.shutdown()
+
+
+def test_it_can_be_the_event_loops_default_executor(registry: ce.Registry) -> None:
+    executor = ce.ThreadExecutor(2, thread_name_prefix="loop-default", registry=registry)
+
+    async def main() -> str:
+        asyncio.get_running_loop().set_default_executor(executor)
+        return await asyncio.wait_for(asyncio.to_thread(handlers.thread_name), timeout=5)
+
+    assert asyncio.run(main()).startswith("loop-default")
+    executor.shutdown()
