@@ -370,3 +370,17 @@ def test_a_timeout_fails_only_its_own_command(executor: ce.Executor) -> None:
     with pytest.raises(ce.CommandTimeout):
         slow.result(timeout=10)
     assert [f.result(timeout=10) for f in fine] == list(range(1, 11))
+
+
+def test_a_done_callback_runs_once_with_the_future(executor: ce.Executor) -> None:
+    future = executor.submit(ce.Command("add", 1, 2))
+    called: list[concurrent.futures.Future[Any]] = []
+    future.add_done_callback(called.append)
+    concurrent.futures.wait([future], timeout=10)
+    deadline = time.monotonic() + 5
+    while not called and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert called == [future]
+    late: list[concurrent.futures.Future[Any]] = []
+    future.add_done_callback(late.append)  # added after completion: runs at once
+    assert late == [future]
