@@ -27,6 +27,7 @@ from .errors import (
 )
 from .executors.base import Executor
 from .executors.inline import InlineExecutor
+from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
 from .registry import Registry, registry
 
@@ -41,6 +42,7 @@ __all__ = [
     "Executor",
     "InlineExecutor",
     "ThreadExecutor",
+    "ProcessExecutor",
     # errors
     "AuthenticationError",
     "BrokenExecutor",

@@ -20,7 +20,7 @@ import commandexec as ce
 from tests import handlers
 
 DEFAULT_TIME_LIMIT = 30.0
-KINDS = ["inline", "threads"]
+KINDS = ["inline", "threads", "processes", "processes-spawn"]
 """Every executor kind the contract suite runs against; a new kind adds one entry."""
 
 
@@ -31,12 +31,28 @@ class TestTimeLimitExceeded(Exception):
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "time_limit(seconds): per-test time limit (default 30 s)")
     faulthandler.enable()
+    _start_process_singletons()  # before TMPDIR changes: multiprocessing cleans its own dir at exit
     # A private temp directory (inherited by child processes through TMPDIR), so the
     # temp-file leak check sees only this run's files, and nothing outlives the run.
     private = tempfile.mkdtemp(prefix="commandexec-tests-")
     config.stash[_TEMP_KEY] = (private, tempfile.tempdir, os.environ.get("TMPDIR"))
     tempfile.tempdir = private
     os.environ["TMPDIR"] = private
+
+
+def _start_process_singletons() -> None:
+    """Start what multiprocessing keeps for the life of the interpreter, once.
+
+    The forkserver process, the resource tracker and the first shared-memory
+    arena are process-wide singletons, not executor resources: started here,
+    they are part of every test's baseline, so the leak check still sees any
+    worker, queue or fd an executor leaves behind.
+    """
+    from multiprocessing import forkserver, resource_tracker, sharedctypes
+
+    forkserver.ensure_running()
+    resource_tracker.ensure_running()
+    sharedctypes.RawArray("q", 1)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -142,6 +158,12 @@ def make_executor(kind: str, registry: ce.Registry, **options: Any) -> ce.Execut
     if kind == "threads":
         options.setdefault("max_workers", 4)
         return ce.ThreadExecutor(registry=registry, **options)
+    if kind == "processes":
+        options.setdefault("max_workers", 2)
+        return ce.ProcessExecutor(registry=registry, **options)
+    if kind == "processes-spawn":
+        options.setdefault("max_workers", 2)
+        return ce.ProcessExecutor(registry=registry, mp_context="spawn", **options)
     raise ValueError(kind)
 
 

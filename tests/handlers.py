@@ -121,3 +121,5 @@ def wait_file(started: str, release: str, timeout: float = 10.0, result: Any = N
             raise TimeoutError(f"gate {release} was not opened within {timeout} s")
         time.sleep(0.005)
     return result
+REGISTRY = make_registry()
+"""A module-level registry, for executors given the reference "tests.handlers:REGISTRY"."""

@@ -4,7 +4,7 @@ import commandexec as ce
 
 PUBLIC = {
     "Command", "Registry", "registry",
-    "Executor", "InlineExecutor", "ThreadExecutor",
+    "Executor", "InlineExecutor", "ThreadExecutor", "ProcessExecutor",
     "AuthenticationError", "BrokenExecutor", "CascadeLimitExceeded", "CommandExecError",
     "CommandTimeout", "ConfigError", "DuplicateCommand", "ExecutorFull", "InvalidCommand",
     "ProtocolError", "RemoteCommandError", "SerializationError", "UnknownCommand", "WorkerLost",

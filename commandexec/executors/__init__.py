@@ -12,6 +12,7 @@ __all__ = ["KINDS", "Executor", "executor_class"]
 KINDS: dict[str, str] = {
     "inline": "commandexec.executors.inline:InlineExecutor",
     "threads": "commandexec.executors.threads:ThreadExecutor",
+    "processes": "commandexec.executors.processes:ProcessExecutor",
 }
 """Built-in kind names and the import reference of each one's class."""
 
