@@ -75,6 +75,11 @@ class Executor(concurrent.futures.Executor):
         if isinstance(fn, Command):
             if args or kwargs:
                 raise TypeError("submit(command) takes no further arguments; put them in the Command")
+            # A Command subclass may orchestrate itself (composites submit their
+            # children here, by callbacks, never occupying a worker).
+            run_on: Callable[[Executor], Future[Any]] | None = getattr(fn, "_run_on", None)
+            if run_on is not None:
+                return run_on(self)
             return self._submit(fn)
         if isinstance(fn, str) or callable(fn):
             return self._submit(Command(fn, *args, **kwargs))
