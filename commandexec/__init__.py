@@ -25,11 +25,13 @@ from .errors import (
     UnknownCommand,
     WorkerLost,
 )
+from .events import Event, EventBus
 from .executors.base import Executor
 from .executors.inline import InlineExecutor
 from .executors.processes import ProcessExecutor
 from .executors.threads import ThreadExecutor
 from .registry import Registry, registry
+from .runtime import emit
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,10 @@ __all__ = [
     "Command",
     "Registry",
     "registry",
+    # events and observers
+    "Event",
+    "EventBus",
+    "emit",
     # executors
     "Executor",
     "InlineExecutor",

@@ -19,22 +19,28 @@ from typing import Any
 from .command import Command
 from .registry import Registry
 
-__all__ = ["Outcome", "current_command", "current_registry", "execute"]
+__all__ = ["EventSink", "Outcome", "current_command", "current_registry", "emit", "execute"]
 
 Outcome = tuple[bool, Any]
 """``(True, result)`` or ``(False, exception)``."""
 
-_current: ContextVar[tuple[Command, Registry] | None] = ContextVar("commandexec_current", default=None)
+EventSink = Callable[[Command, str, dict[str, Any]], None]
+"""Where a running command's :func:`emit` calls go: ``sink(command, name, payload)``."""
+
+_current: ContextVar[tuple[Command, Registry, EventSink | None] | None] = ContextVar(
+    "commandexec_current", default=None
+)
 
 
-def execute(command: Command, registry: Registry) -> Outcome:
+def execute(command: Command, registry: Registry, sink: EventSink | None = None) -> Outcome:
     """Run *command* here and now; never raises (an error is returned as the outcome).
 
     The callable is ``command.fn`` if the command wraps one, else the registry's
     entry for ``command.key``. A coroutine result is run to completion with
     :func:`asyncio.run` (in a helper thread if this thread already runs a loop).
+    Events the command emits go to *sink*.
     """
-    token = _current.set((command, registry))
+    token = _current.set((command, registry, sink))
     try:
         fn = command._fn
         if fn is None:
@@ -75,6 +81,26 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     if ok:
         return value
     raise value
+
+
+def emit(name: str, /, **payload: Any) -> None:
+    """Emit the event *name* with *payload* from the running command.
+
+    Observers of the executor's event bus receive it (from worker processes
+    too), in emission order and before the command's future completes.
+
+    Raises:
+        RuntimeError: outside a running command.
+        ValueError: if *name* is empty.
+    """
+    frame = _current.get()
+    if frame is None:
+        raise RuntimeError(f"commandexec.emit({name!r}) must be called from inside a running command")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"an event name must be a non-empty string, got {name!r}")
+    sink = frame[2]
+    if sink is not None:
+        sink(frame[0], name, payload)
 
 
 def current_command() -> Command | None:

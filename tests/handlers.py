@@ -87,6 +87,23 @@ class Multiplier:
         return x * self.factor
 
 
+def emit_steps(count: int, name: str = "step.progress") -> int:
+    """Emit *count* events numbered 0.. in order, then return *count*."""
+    for i in range(count):
+        ce.emit(name, index=i)
+    return count
+
+
+def chain(n: int) -> int:
+    """Announce link *n* of a chain; an observer may answer with link n + 1."""
+    ce.emit("chain.link", n=n)
+    return n
+
+
+def emit_unpicklable() -> None:
+    ce.emit("bad.payload", lock=threading.Lock())
+
+
 _gates: dict[str, threading.Event] = {}
 _gates_lock = threading.Lock()
 
@@ -100,7 +117,7 @@ def make_registry() -> ce.Registry:
     """A fresh registry with every handler above, some of them by lazy reference."""
     registry = ce.Registry()
     for fn in (add, echo, noop, square, fail, fail_value, sleep, wait_event, thread_name, pid,
-               context_value, overlap, async_add, wait_file):  # fmt: skip
+               context_value, overlap, async_add, wait_file, emit_steps, chain, emit_unpicklable):  # fmt: skip
         registry.register(fn.__name__, fn)
     registry.register("lazy_add", "tests.handlers:add")
     registry.register("triple", Multiplier(3))
@@ -121,5 +138,7 @@ def wait_file(started: str, release: str, timeout: float = 10.0, result: Any = N
             raise TimeoutError(f"gate {release} was not opened within {timeout} s")
         time.sleep(0.005)
     return result
+
+
 REGISTRY = make_registry()
 """A module-level registry, for executors given the reference "tests.handlers:REGISTRY"."""

@@ -4,6 +4,7 @@ import commandexec as ce
 
 PUBLIC = {
     "Command", "Registry", "registry",
+    "Event", "EventBus", "emit",
     "Executor", "InlineExecutor", "ThreadExecutor", "ProcessExecutor",
     "AuthenticationError", "BrokenExecutor", "CascadeLimitExceeded", "CommandExecError",
     "CommandTimeout", "ConfigError", "DuplicateCommand", "ExecutorFull", "InvalidCommand",

@@ -24,8 +24,11 @@ from ..runtime import execute
 #   (RESULTS, [(seq, ok, payload_bytes), ...], seconds)   outcomes in the order run,
 #                                                and the time spent running them
 #   (INIT_FAILED, traceback_text)                the initializer raised
+#   (EVENT, seq, name, payload, timestamp)       command #seq called emit(); sent at
+#                                                once, so before that command's outcome
 RESULTS = 0
 INIT_FAILED = 1
+EVENT = 2
 
 # A worker flushes its outcomes at the latest this long after the first unsent
 # one, so a batch of slow commands does not hold back finished results.
@@ -73,6 +76,29 @@ def encode_value(seq: int, value: Any, command: object) -> tuple[int, bool, byte
         return seq, False, encode_error(error)
 
 
+class _Sink:
+    """Sends the running command's events to the parent, in order, before its outcome."""
+
+    __slots__ = ("outbound", "seq")
+
+    def __init__(self, outbound: Any) -> None:
+        self.outbound = outbound
+        self.seq = 0
+
+    def __call__(self, command: object, name: str, payload: dict[str, Any]) -> None:
+        message = (EVENT, self.seq, name, payload, time.time())
+        try:
+            data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise SerializationError(
+                f"event {name!r} from {command!r} cannot be pickled to the parent process "
+                f"({type(exc).__name__}: {exc}); emit picklable payload values"
+            ) from exc
+        # What SimpleQueue.put does, without pickling a second time.
+        with self.outbound._wlock:
+            self.outbound._writer.send_bytes(data)
+
+
 def worker_main(
     inbound: Any,
     outbound: Any,
@@ -98,6 +124,7 @@ def worker_main(
             outbound.put((INIT_FAILED, "".join(traceback.format_exception(exc))))
             return
     done = 0
+    sink = _Sink(outbound)
     loads = pickle.loads
     monotonic = time.monotonic
     while True:
@@ -112,7 +139,7 @@ def worker_main(
         outcomes: list[tuple[int, bool, bytes]] = []
         first_unsent = started = monotonic()
         for seq, data in batch:
-            progress[slot] = seq  # tells the parent, if this process dies, what had started
+            progress[slot] = sink.seq = seq  # tells the parent, if this process dies, what had started
             try:
                 command = loads(data)
             except BaseException as exc:
@@ -123,7 +150,7 @@ def worker_main(
                 )
                 outcomes.append((seq, False, encode_error(error)))
                 continue
-            ok, value = execute(command, registry)
+            ok, value = execute(command, registry, sink)
             if ok:
                 outcomes.append(encode_value(seq, value, command))
             else:

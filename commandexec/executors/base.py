@@ -20,10 +20,12 @@ from typing import Any, ClassVar
 
 from ..command import Command
 from ..errors import CommandTimeout
+from ..events import Event, EventBus
 from ..registry import Registry
 from ..registry import registry as default_registry
 from ..runtime import run_chunk
 from ..timers import Timer
+from ._observe import Emitter, ObservedFuture, Quiet
 
 __all__ = ["Executor"]
 
@@ -34,17 +36,30 @@ class Executor(concurrent.futures.Executor):
     Args:
         registry: Where command keys are resolved; defaults to the module-level
             :data:`commandexec.registry`.
+        events: The :class:`~commandexec.EventBus` its commands' events go to;
+            by default one of its own (closed at shutdown). A bus may be shared.
     """
 
     kind: ClassVar[str] = ""
     """The name of this executor kind in configuration (``"threads"``, ...)."""
 
-    def __init__(self, *, registry: Registry | None = None) -> None:
+    def __init__(self, *, registry: Registry | None = None, events: EventBus | None = None) -> None:
         if registry is not None and not isinstance(registry, Registry):
             raise TypeError(f"registry must be a commandexec.Registry, got {type(registry).__name__}")
+        if events is not None and not isinstance(events, EventBus):
+            raise TypeError(f"events must be a commandexec.EventBus, got {type(events).__name__}")
         self._registry = registry if registry is not None else default_registry
         self._shutdown = False
         self._timer = Timer(f"{type(self).__name__}-timer")
+        self._owns_events = events is None
+        self._events = EventBus() if events is None else events
+        self._emitter = Emitter(self._events, self)
+        self._quiet = Quiet()
+
+    @property
+    def events(self) -> EventBus:
+        """The event bus this executor's commands publish to."""
+        return self._events
 
     @property
     def timer(self) -> Timer:
@@ -71,19 +86,89 @@ class Executor(concurrent.futures.Executor):
         if type(fn) is Command:
             if args or kwargs:
                 raise TypeError("submit(command) takes no further arguments; put them in the Command")
-            return self._submit(fn)
-        if isinstance(fn, Command):
+            command = fn
+        elif isinstance(fn, Command):
             if args or kwargs:
                 raise TypeError("submit(command) takes no further arguments; put them in the Command")
             # A Command subclass may orchestrate itself (composites submit their
             # children here, by callbacks, never occupying a worker).
             run_on: Callable[[Executor], Future[Any]] | None = getattr(fn, "_run_on", None)
             if run_on is not None:
+                if self._events._subscriptions:
+                    self._publish("command.submitted", fn, {})
                 return run_on(self)
-            return self._submit(fn)
-        if isinstance(fn, str) or callable(fn):
-            return self._submit(Command(fn, *args, **kwargs))
-        raise TypeError(f"submit() takes a Command, a registry key or a callable, got {type(fn).__name__}")
+            command = fn
+        elif isinstance(fn, str) or callable(fn):
+            command = Command(fn, *args, **kwargs)
+        else:
+            raise TypeError(f"submit() takes a Command, a registry key or a callable, got {type(fn).__name__}")
+        if self._events._subscriptions:
+            self._publish("command.submitted", command, {})
+        return self._submit(command)
+
+    def _new_future(self, command: Command) -> Future[Any]:
+        """A Future for *command*: one that publishes lifecycle events while anyone listens."""
+        return ObservedFuture(self, command) if self._events._subscriptions else Future()
+
+    def _publish(self, name: str, command: Command, payload: dict[str, Any]) -> None:
+        self._events.publish(Event.of(name, payload, command), executor=self, cause=command)
+
+    # -- follow-ups and waiting for quiet ------------------------------------------
+
+    def _submit_follow_up(self, command: Command) -> None:
+        """Run an observer's follow-up *command*, counted in its root's cascade."""
+        root_id = command.root_id
+        self._quiet.add(root_id)
+        try:
+            future = self.submit(command)
+        except BaseException:
+            self._quiet.done(root_id)
+            raise
+        future.add_done_callback(lambda _: self._quiet.done(root_id))
+
+    def _cascade_add(self, root_id: str) -> None:
+        self._quiet.add(root_id)
+
+    def _cascade_done(self, root_id: str) -> None:
+        self._quiet.done(root_id)
+
+    def _unfinished(self) -> int:
+        """Commands submitted to this executor and not yet finished (each kind counts its own)."""
+        return 0
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every command submitted so far, and every follow-up it caused, has finished.
+
+        Raises:
+            TimeoutError: if that takes longer than *timeout* seconds.
+        """
+        bus = self._events
+        self._quiet.wait(lambda: not self._unfinished() and not bus._async_pending, timeout, f"{self!r}")
+
+    def wait_cascade(self, root: Future[Any] | Command | str, timeout: float | None = None) -> None:
+        """Wait until a root command and every follow-up it caused have finished.
+
+        Args:
+            root: The root command, its id, or the Future ``submit`` returned
+                for it (a Future is also waited for itself).
+
+        Raises:
+            TimeoutError: if that takes longer than *timeout* seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if isinstance(root, Future):
+            concurrent.futures.wait([root], timeout)
+            if not root.done():
+                raise TimeoutError(f"the root command did not finish within {timeout} s")
+            command = getattr(root, "_ce_command", None)
+            if command is None:
+                return  # submitted while nothing listened: no observer could answer it
+            root_id = command.root_id
+        else:
+            root_id = root.root_id if isinstance(root, Command) else root
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        cascades = self._quiet.cascades
+        self._quiet.wait(lambda: root_id not in cascades, remaining, f"the cascade of {root_id!r}")
 
     def _submit(self, command: Command) -> Future[Any]:
         """Schedule *command*; the one method each executor kind must write."""
@@ -177,7 +262,12 @@ class Executor(concurrent.futures.Executor):
             cancel_futures: Cancel pending commands instead of running them.
         """
         self._shutdown = True
+        self._close_timer_and_events(wait)
+
+    def _close_timer_and_events(self, wait: bool) -> None:
         self._timer.close(wait)
+        if self._owns_events and wait:
+            self._events.close()
 
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "running"

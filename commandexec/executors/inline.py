@@ -6,9 +6,11 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..command import Command
+from ..events import EventBus
 from ..registry import Registry
 from ..runtime import execute
 from ..serialization import Codec, get_codec
+from ._observe import ObservedFuture
 from .base import Executor, check_not_shutdown, finished_future, timeout_error
 
 __all__ = ["InlineExecutor"]
@@ -22,6 +24,7 @@ class InlineExecutor(Executor):
 
     Args:
         registry: Where command keys are resolved.
+        events: The event bus (default: one of its own).
         strict: Round-trip every command's arguments and its result through a
             codec before and after running it, as a worker process (``True`` or
             ``"pickle"``) or a remote worker (``"json"``) would. A command that
@@ -34,8 +37,10 @@ class InlineExecutor(Executor):
 
     kind = "inline"
 
-    def __init__(self, *, registry: Registry | None = None, strict: bool | str = False) -> None:
-        super().__init__(registry=registry)
+    def __init__(
+        self, *, registry: Registry | None = None, events: EventBus | None = None, strict: bool | str = False
+    ) -> None:
+        super().__init__(registry=registry, events=events)
         if strict is True:
             strict = "pickle"
         self._codec: Codec | None = get_codec(strict) if strict else None
@@ -48,29 +53,42 @@ class InlineExecutor(Executor):
     def _submit(self, command: Command) -> Future[Any]:
         if self._shutdown:
             check_not_shutdown(self)
-        codec = self._codec
-        timeout = command._options.timeout
-        if codec is None and timeout is None:
-            ok, value = execute(command, self._registry)
+        if self._codec is None and command._options.timeout is None and not self._events._subscriptions:
+            ok, value = execute(command, self._registry, self._emitter)
             if not ok and type(value) is KeyboardInterrupt:
                 raise value  # Ctrl-C in the caller's own thread belongs to the caller
             return finished_future(ok, value)
+        if not self._events._subscriptions:
+            return finished_future(*self._run(command))
+        future = ObservedFuture(self, command)
+        future.set_running_or_notify_cancel()
+        ok, value = self._run(command)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+        return future
+
+    def _run(self, command: Command) -> tuple[bool, Any]:
+        """Run *command* with strict-mode codecs and the timeout check."""
+        codec = self._codec
+        timeout = command._options.timeout
         if codec is not None:
             try:
                 command = codec.decode_command(codec.encode_command(command))
             except Exception as exc:
-                return finished_future(False, exc)
+                return False, exc
         start = self._timer.now()
-        ok, value = execute(command, self._registry)
+        ok, value = execute(command, self._registry, self._emitter)
         if not ok and type(value) is KeyboardInterrupt:
             raise value
         if timeout is not None and self._timer.now() - start > timeout:
             # Nothing can interrupt the caller's own thread: the outcome is
             # replaced, as it is on every executor, once the command returns.
-            return finished_future(False, timeout_error(command, " (inline: detected when it returned)"))
+            return False, timeout_error(command, " (inline: detected when it returned)")
         if ok and codec is not None:
             try:
                 value = codec.decode_value(codec.encode_value(value, command))
             except Exception as exc:
-                ok, value = False, exc
-        return finished_future(ok, value)
+                return False, exc
+        return ok, value

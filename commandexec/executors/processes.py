@@ -26,8 +26,10 @@ from typing import Any
 
 from ..command import DEFAULT_OPTIONS, Command
 from ..errors import BrokenExecutor, SerializationError, WorkerLost
+from ..events import Event, EventBus
 from ..registry import Registry, resolve_reference
-from ._procworker import INIT_FAILED, RESULTS, RemoteTraceback, worker_main
+from ._observe import ObservedFuture
+from ._procworker import EVENT, INIT_FAILED, RESULTS, RemoteTraceback, worker_main
 from .base import Executor, finished_future, timeout_error
 
 __all__ = ["ProcessExecutor", "default_start_method"]
@@ -107,6 +109,10 @@ class ProcessExecutor(Executor):
         registry: A Registry (pickled to each worker, lazy references as
             strings) or an import reference ``"package.module:registry"``
             that each worker imports itself.
+        events: The event bus (default: one of its own). Events a command
+            emits in a worker reach it in order, before the command's future
+            completes; ``command.started`` is published when a command is
+            sent to a worker.
     """
 
     kind = "processes"
@@ -120,11 +126,12 @@ class ProcessExecutor(Executor):
         *,
         max_tasks_per_child: int | None = None,
         registry: Registry | str | None = None,
+        events: EventBus | None = None,
     ) -> None:
         reference = registry if isinstance(registry, str) else None
         if reference is not None:
             registry = resolve_reference(reference)
-        super().__init__(registry=registry)  # type: ignore[arg-type]
+        super().__init__(registry=registry, events=events)  # type: ignore[arg-type]
         if max_workers is None:
             count = os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()
             max_workers = count or 1
@@ -159,6 +166,9 @@ class ProcessExecutor(Executor):
         os.set_blocking(self._wake_w, False)
         self._expired: collections.deque[tuple[_Worker, int]] = collections.deque()
         self._average = 0.0  # moving average of seconds per command, from the workers' reports
+        self._submitted = 0  # under _lock
+        self._discarded = 0  # cancelled by shutdown, under _lock
+        self._finished = 0  # manager thread only
         self._workers: list[_Worker] = []
         self._free_slots = list(range(max_workers - 1, -1, -1))
         self._progress = mp_context.RawArray("q", max_workers)
@@ -190,13 +200,14 @@ class ProcessExecutor(Executor):
                 "(not a lambda, closure or local function)"
             )
             return finished_future(False, error)
-        future: Future[Any] = Future()
+        future: Future[Any] = ObservedFuture(self, command) if self._events._subscriptions else Future()
         with self._lock:
             if self._broken:
                 raise BrokenExecutor(self._broken)
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._pending.append((next(self._seq), future, command, data))
+            self._submitted += 1
             if self._manager is None:
                 self._manager = threading.Thread(target=self._manage, name="ProcessExecutor-manager", daemon=True)
                 self._manager.start()
@@ -216,15 +227,20 @@ class ProcessExecutor(Executor):
             if cancel_futures:
                 while self._pending:
                     self._pending.popleft()[1].cancel()
+                    self._discarded += 1
         if manager is None:
             self._close_wakeup()
         else:
             self._wake()
             if wait and manager is not threading.current_thread():
                 manager.join()
-        self._timer.close(wait)
+        self._quiet.notify()
+        self._close_timer_and_events(wait)
 
     shutdown.__doc__ = Executor.shutdown.__doc__
+
+    def _unfinished(self) -> int:
+        return self._submitted - self._finished - self._discarded
 
     def _close_wakeup(self) -> None:
         with self._lock:
@@ -263,6 +279,8 @@ class ProcessExecutor(Executor):
                     os.read(self._wake_r, 4096)
                 while self._expired:
                     self._on_timeout(*self._expired.popleft())
+                if self._quiet.waiters:
+                    self._quiet.notify()
                 if self._broken:
                     return
         except BaseException as exc:  # never leave a future pending on a manager bug
@@ -329,6 +347,7 @@ class ProcessExecutor(Executor):
                 source.popleft()
                 progressed = True
                 if source is pending and not future.set_running_or_notify_cancel():
+                    self._finished += 1
                     continue  # cancelled while waiting
                 batch.append(item)
                 if timed:
@@ -358,6 +377,7 @@ class ProcessExecutor(Executor):
         if worker.timing != seq or worker not in self._workers:
             return  # it finished in time
         _, future, command, _ = worker.outstanding.popleft()
+        self._finished += 1
         future.set_exception(timeout_error(command, "; its worker process was killed and replaced"))
         worker.timing = None
         worker.process.kill()  # _on_exit replaces it once its sentinel fires
@@ -373,9 +393,19 @@ class ProcessExecutor(Executor):
             self._deliver(worker, payload)
             if payload:
                 self._average = 0.8 * self._average + 0.2 * (message[2] / len(payload))
+        elif kind == EVENT:
+            self._on_event(worker, message)
         elif kind == INIT_FAILED:
             self._break(f"a worker process's initializer failed:\n{payload}")
         return True
+
+    def _on_event(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        _, seq, name, payload, timestamp = message
+        command = next((item[2] for item in worker.outstanding if item[0] == seq), None)
+        if command is None or not self._events._subscriptions:
+            return  # its command timed out meanwhile, or nobody listens
+        event = Event(name, payload, command.id, command.root_id, command.parent_id, timestamp)
+        self._events.publish(event, executor=self, cause=command)
 
     def _deliver(self, worker: _Worker, outcomes: list[tuple[int, bool, bytes]]) -> None:
         outstanding = worker.outstanding
@@ -384,6 +414,7 @@ class ProcessExecutor(Executor):
             if not outstanding or outstanding[0][0] != seq:
                 continue  # timed out and already failed
             _, future, command, _ = outstanding.popleft()
+            self._finished += 1
             try:
                 value = loads(data)
             except Exception as exc:
@@ -420,6 +451,7 @@ class ProcessExecutor(Executor):
             return
         lost = [item for item in worker.outstanding if item[0] <= started]
         unstarted = [item for item in worker.outstanding if item[0] > started]
+        self._finished += len(lost)
         for _, future, command, _ in lost:
             future.set_exception(
                 WorkerLost(
@@ -446,10 +478,12 @@ class ProcessExecutor(Executor):
         for worker in self._workers:
             for _, future, _, _ in worker.outstanding:
                 future.set_exception(error)
+            self._finished += len(worker.outstanding)
             worker.outstanding.clear()
         for source in (self._requeued, self._pending):
             while source:
                 future = source.popleft()[1]
+                self._finished += 1
                 if source is self._requeued or future.set_running_or_notify_cancel():
                     future.set_exception(error)
 

@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from ..command import DEFAULT_OPTIONS, Command
 from ..errors import BrokenExecutor, ExecutorFull
+from ..events import EventBus
 from ..registry import Registry
 from ..runtime import execute
-from ..timers import Timer
+from ._observe import ObservedFuture
 from .base import Executor, timeout_error
 
 __all__ = ["ThreadExecutor"]
@@ -70,6 +71,7 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
             :class:`~commandexec.BrokenExecutor`.
         initargs: Arguments for *initializer*.
         registry: Where command keys are resolved.
+        events: The event bus (default: one of its own).
         max_pending: Bound on commands submitted but not yet started; ``None``
             (default) is unbounded.
         on_full: When *max_pending* is reached, ``"block"`` makes ``submit`` wait
@@ -90,10 +92,11 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
         initargs: tuple[Any, ...] = (),
         *,
         registry: Registry | None = None,
+        events: EventBus | None = None,
         max_pending: int | None = None,
         on_full: Literal["block", "raise"] = "block",
     ) -> None:
-        super().__init__(registry=registry)
+        super().__init__(registry=registry, events=events)
         if max_workers is None:
             max_workers = _default_workers()
         if max_workers <= 0:
@@ -117,6 +120,9 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
         self._slots = threading.Semaphore(max_pending) if max_pending is not None else None
         self._lock = threading.Lock()
         self._broken_reason: str | None = None
+        self._submitted = 0  # under _lock
+        self._discarded = 0  # taken off the queue unrun (shutdown, broken), under _lock
+        self._shared = _Shared(self)
         # If the executor is dropped without shutdown(), wake the workers so they exit.
         weakref.finalize(self, self._queue.put, None)
 
@@ -129,7 +135,7 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
         slots = self._slots
         if slots is not None:
             self._acquire_slot(slots, command)
-        future: Future[Any] = Future()
+        future: Future[Any] = ObservedFuture(self, command) if self._events._subscriptions else Future()
         with self._lock:
             if self._shutdown or self._broken_reason:
                 if slots is not None:
@@ -138,6 +144,7 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
                     raise BrokenExecutor(self._broken_reason)
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._queue.put((future, command, contextvars.copy_context()))
+            self._submitted += 1
             if len(self._workers) < self._max_workers and not self._idle.acquire(blocking=False):
                 self._start_worker()
         return future
@@ -157,21 +164,11 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
             )
 
     def _start_worker(self) -> None:
+        index = len(self._workers)
         thread = threading.Thread(
             target=_worker,
-            name=f"{self._thread_name_prefix}_{len(self._workers)}",
-            args=(
-                self._queue,
-                self._registry,
-                self._idle,
-                self._workers,
-                self._max_workers,
-                self._slots,
-                self._timer,
-                self._init,
-                self._initargs,
-                weakref.ref(self),
-            ),
+            name=f"{self._thread_name_prefix}_{index}",
+            args=(self._shared, index, self._init, self._initargs, weakref.ref(self)),
         )
         thread.start()
         self._workers.append(thread)
@@ -188,6 +185,7 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
                 if item is not None:
                     if self._slots is not None:
                         self._slots.release()
+                    self._discarded += 1
                     item[0].set_exception(BrokenExecutor(self._broken_reason))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -202,14 +200,38 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
                     if item is not None:
                         if self._slots is not None:
                             self._slots.release()
+                        self._discarded += 1
                         item[0].cancel()
             self._queue.put(None)
         if wait:
             for thread in self._workers:
                 thread.join()
-        self._timer.close(wait)
+        self._quiet.notify()
+        self._close_timer_and_events(wait)
 
     shutdown.__doc__ = Executor.shutdown.__doc__
+
+    def _unfinished(self) -> int:
+        return self._submitted - sum(self._shared.done) - self._discarded
+
+
+class _Shared:
+    """What the worker threads of one executor share (and nothing that keeps it alive)."""
+
+    __slots__ = ("done", "emitter", "idle", "max_workers", "queue", "quiet", "registry", "slots", "threads", "timer")
+
+    def __init__(self, executor: ThreadExecutor) -> None:
+        self.queue = executor._queue
+        self.registry = executor._registry
+        self.idle = executor._idle
+        self.threads = executor._workers
+        self.max_workers = executor._max_workers
+        self.slots = executor._slots
+        self.timer = executor._timer
+        self.emitter = executor._emitter
+        self.quiet = executor._quiet
+        # Commands finished, one counter per worker: each thread writes only its own.
+        self.done = [0] * executor._max_workers
 
 
 def _expire(future: Future[Any], command: Command) -> None:
@@ -217,13 +239,11 @@ def _expire(future: Future[Any], command: Command) -> None:
         future.set_exception(timeout_error(command, "; its thread runs on to the end (a thread cannot be stopped)"))
 
 
-def _run_with_timeout(
-    future: Future[Any], command: Command, context: contextvars.Context, registry: Registry, timer: Timer
-) -> None:
+def _run_with_timeout(future: Future[Any], command: Command, context: contextvars.Context, shared: _Shared) -> None:
     timeout = command._options.timeout
     assert timeout is not None
-    handle = timer.call_later(timeout, _expire, future, command)
-    ok, value = context.run(execute, command, registry)
+    handle = shared.timer.call_later(timeout, _expire, future, command)
+    ok, value = context.run(execute, command, shared.registry, shared.emitter)
     handle.cancel()
     with contextlib.suppress(InvalidStateError):  # the timeout fired first
         if ok:
@@ -233,13 +253,8 @@ def _run_with_timeout(
 
 
 def _worker(
-    work: queue.SimpleQueue[_Item | None],
-    registry: Registry,
-    idle: threading.Semaphore,
-    threads: list[threading.Thread],
-    max_workers: int,
-    slots: threading.Semaphore | None,
-    timer: Timer,
+    shared: _Shared,
+    index: int,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     executor_ref: weakref.ref[ThreadExecutor],
@@ -254,6 +269,8 @@ def _worker(
             if executor is not None:
                 executor._initializer_failed()
             return
+    work, registry, emitter, slots, quiet = shared.queue, shared.registry, shared.emitter, shared.slots, shared.quiet
+    idle, threads, max_workers, done = shared.idle, shared.threads, shared.max_workers, shared.done
     get = work.get
     get_nowait = work.get_nowait
     Empty = queue.Empty
@@ -274,14 +291,18 @@ def _worker(
         if slots is not None:
             slots.release()
         if not future.set_running_or_notify_cancel():
-            continue
-        if command._options is not DEFAULT_OPTIONS and command._options.timeout is not None:
-            _run_with_timeout(future, command, context, registry, timer)
-            continue
-        ok, value = context.run(execute, command, registry)
-        if ok:
-            future.set_result(value)
+            pass  # cancelled while queued
+        elif command._options is not DEFAULT_OPTIONS and command._options.timeout is not None:
+            _run_with_timeout(future, command, context, shared)
         else:
-            future.set_exception(value)
+            ok, value = context.run(execute, command, registry, emitter)
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+            del value
+        done[index] += 1
+        if quiet.waiters:
+            quiet.notify()
         # Drop references before blocking again (see CPython GH-60488).
-        del future, command, context, value
+        del future, command, context
