@@ -104,6 +104,25 @@ def emit_unpicklable() -> None:
     ce.emit("bad.payload", lock=threading.Lock())
 
 
+def flaky(counter: str, failures: int, error: str = "ValueError", result: Any = "ok") -> Any:
+    """Fail the first *failures* calls (counted in the file *counter*), then return *result*.
+
+    *error* is "ValueError", "HandlerError" or "exit" (the worker process exits).
+    """
+    try:
+        with open(counter) as f:
+            calls = int(f.read() or 0)
+    except FileNotFoundError:
+        calls = 0
+    with open(counter, "w") as f:
+        f.write(str(calls + 1))
+    if calls < failures:
+        if error == "exit":
+            os._exit(3)
+        raise (HandlerError if error == "HandlerError" else ValueError)(f"call {calls + 1} fails")
+    return result
+
+
 _gates: dict[str, threading.Event] = {}
 _gates_lock = threading.Lock()
 
@@ -117,7 +136,7 @@ def make_registry() -> ce.Registry:
     """A fresh registry with every handler above, some of them by lazy reference."""
     registry = ce.Registry()
     for fn in (add, echo, noop, square, fail, fail_value, sleep, wait_event, thread_name, pid,
-               context_value, overlap, async_add, wait_file, emit_steps, chain, emit_unpicklable):  # fmt: skip
+               context_value, overlap, async_add, wait_file, emit_steps, chain, emit_unpicklable, flaky):  # fmt: skip
         registry.register(fn.__name__, fn)
     registry.register("lazy_add", "tests.handlers:add")
     registry.register("triple", Multiplier(3))

@@ -96,6 +96,17 @@ class Quiet:
         self.condition = threading.Condition()
         self.waiters = 0
         self.cascades: dict[str, int] = {}  # root id -> follow-ups (and coroutine observers) unfinished
+        self.retrying = 0  # commands between attempts, or on one, under their retry options
+
+    def retry_started(self) -> None:
+        with self.condition:
+            self.retrying += 1
+
+    def retry_finished(self) -> None:
+        with self.condition:
+            self.retrying -= 1
+            if self.waiters:
+                self.condition.notify_all()
 
     def notify(self) -> None:
         if self.waiters:

@@ -18,11 +18,12 @@ from concurrent.futures import Future
 from concurrent.futures._base import FINISHED
 from typing import Any, ClassVar
 
-from ..command import Command
+from ..command import DEFAULT_OPTIONS, Command
 from ..errors import CommandTimeout
 from ..events import Event, EventBus
 from ..registry import Registry
 from ..registry import registry as default_registry
+from ..retries import submit_with_retries
 from ..runtime import run_chunk
 from ..timers import Timer
 from ._observe import Emitter, ObservedFuture, Quiet
@@ -104,6 +105,8 @@ class Executor(concurrent.futures.Executor):
             raise TypeError(f"submit() takes a Command, a registry key or a callable, got {type(fn).__name__}")
         if self._events._subscriptions:
             self._publish("command.submitted", command, {})
+        if command._options is not DEFAULT_OPTIONS and command._options.retries:
+            return submit_with_retries(self, command)
         return self._submit(command)
 
     def _new_future(self, command: Command) -> Future[Any]:
@@ -143,7 +146,10 @@ class Executor(concurrent.futures.Executor):
             TimeoutError: if that takes longer than *timeout* seconds.
         """
         bus = self._events
-        self._quiet.wait(lambda: not self._unfinished() and not bus._async_pending, timeout, f"{self!r}")
+        quiet = self._quiet
+        self._quiet.wait(
+            lambda: not self._unfinished() and not quiet.retrying and not bus._async_pending, timeout, f"{self!r}"
+        )
 
     def wait_cascade(self, root: Future[Any] | Command | str, timeout: float | None = None) -> None:
         """Wait until a root command and every follow-up it caused have finished.
