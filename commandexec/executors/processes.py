@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -33,6 +34,8 @@ from ._procworker import EVENT, INIT_FAILED, RESULTS, RemoteTraceback, worker_ma
 from .base import Executor, finished_future, timeout_error
 
 __all__ = ["ProcessExecutor", "default_start_method"]
+
+logger = logging.getLogger("commandexec")
 
 # (seq, future, command, pickled command)
 _Item = tuple[int, "Future[Any]", Command, bytes]
@@ -61,6 +64,24 @@ threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
 def default_start_method() -> str:
     """``"forkserver"`` where available, else ``"spawn"``: both safe when the parent has threads."""
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _check_picklable(registry: Registry) -> None:
+    """Fail now, naming the key, if a worker could not receive *registry*."""
+    try:
+        pickle.dumps(registry, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        for key in registry:
+            target = registry._references.get(key) or registry._callables.get(key)
+            try:
+                pickle.dumps(target, pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                raise SerializationError(
+                    f"command {key!r} ({target!r}) cannot be pickled to worker processes ({exc}); register a "
+                    "module-level function or a lazy 'pkg.module:attr' reference, or pass the registry itself "
+                    "as a reference such as registry='myapp.commands:registry'"
+                ) from exc
+        raise
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -155,6 +176,8 @@ class ProcessExecutor(Executor):
         self._initargs = initargs
         self._max_tasks = max_tasks_per_child
         self._worker_registry: Registry | str = reference if reference is not None else self._registry
+        if reference is None and mp_context.get_start_method(allow_none=False) != "fork":
+            _check_picklable(self._registry)
         self._pending: collections.deque[_Item] = collections.deque()
         self._requeued: collections.deque[_Item] = collections.deque()  # already marked running
         self._seq = itertools.count(1)
@@ -162,8 +185,7 @@ class ProcessExecutor(Executor):
         self._manager: threading.Thread | None = None
         self._broken: str | None = None
         self._sleeping = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._wake_r = self._wake_w = -1  # the manager's wake-up pipe, made when it starts
         self._expired: collections.deque[tuple[_Worker, int]] = collections.deque()
         self._average = 0.0  # moving average of seconds per command, from the workers' reports
         self._submitted = 0  # under _lock
@@ -209,6 +231,8 @@ class ProcessExecutor(Executor):
             self._pending.append((next(self._seq), future, command, data))
             self._submitted += 1
             if self._manager is None:
+                self._wake_r, self._wake_w = os.pipe()
+                os.set_blocking(self._wake_w, False)
                 self._manager = threading.Thread(target=self._manage, name="ProcessExecutor-manager", daemon=True)
                 self._manager.start()
         if self._sleeping:
@@ -217,17 +241,23 @@ class ProcessExecutor(Executor):
         return future
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):  # already awake (pipe full) or closed at shutdown
-            os.write(self._wake_w, b"\0")
+        # Under the lock: once closed, the fd number may belong to another file.
+        with self._lock, contextlib.suppress(OSError):  # already awake: the pipe is full
+            if self._wake_w >= 0:
+                os.write(self._wake_w, b"\0")
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        cancelled = []
         with self._lock:
             self._shutdown = True
             manager = self._manager
             if cancel_futures:
                 while self._pending:
-                    self._pending.popleft()[1].cancel()
-                    self._discarded += 1
+                    cancelled.append(self._pending.popleft()[1])
+                self._discarded += len(cancelled)
+        # Outside the lock: a cancelled future's observers may call submit().
+        for future in cancelled:
+            future.cancel()
         if manager is None:
             self._close_wakeup()
         else:
@@ -284,8 +314,8 @@ class ProcessExecutor(Executor):
                 if self._broken:
                     return
         except BaseException as exc:  # never leave a future pending on a manager bug
-            self._broken = f"the process executor's manager failed: {exc!r}"
-            raise
+            logger.critical("the process executor's manager thread failed", exc_info=True)
+            self._break(f"the process executor's manager thread failed: {exc!r}")
         finally:
             self._stop_workers()
 

@@ -174,35 +174,37 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
         self._workers.append(thread)
         _live_workers[thread] = self._queue
 
+    def _drain_queue(self) -> list[Future[Any]]:
+        """Take every queued command off the queue (under the lock); return their futures."""
+        futures = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                if self._slots is not None:
+                    self._slots.release()
+                futures.append(item[0])
+        self._discarded += len(futures)
+        return futures
+
     def _initializer_failed(self) -> None:
+        reason = "a worker thread's initializer failed; the executor cannot run commands"
         with self._lock:
-            self._broken_reason = "a worker thread's initializer failed; the executor cannot run commands"
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    if self._slots is not None:
-                        self._slots.release()
-                    self._discarded += 1
-                    item[0].set_exception(BrokenExecutor(self._broken_reason))
+            self._broken_reason = reason
+            futures = self._drain_queue()
+        # Outside the lock: a failing future's observers may call submit().
+        for future in futures:
+            future.set_exception(BrokenExecutor(reason))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
-            if cancel_futures:
-                while True:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is not None:
-                        if self._slots is not None:
-                            self._slots.release()
-                        self._discarded += 1
-                        item[0].cancel()
+            cancelled = self._drain_queue() if cancel_futures else []
             self._queue.put(None)
+        for future in cancelled:  # outside the lock: observers may call submit()
+            future.cancel()
         if wait:
             for thread in self._workers:
                 thread.join()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +206,32 @@ def test_a_shared_bus_serves_several_executors(kind: str, registry: ce.Registry)
         two.submit(ce.Command("emit_steps", 1)).result(timeout=10)
     assert len(seen.events) == 2
     bus.close()
+
+
+def test_observers_may_submit_while_shutdown_cancels_pending_commands(executor: ce.Executor, tmp_path: Path) -> None:
+    from tests.contract.test_contract import Gate, capacity
+
+    if isinstance(executor, ce.InlineExecutor):
+        pytest.skip("inline commands are never pending")
+    gate = Gate(tmp_path)
+    cancelled = Recorder()
+
+    def resubmit(event: ce.Event) -> None:
+        cancelled(event)
+        with contextlib.suppress(RuntimeError):  # the executor is shutting down: refused, not deadlocked
+            executor.submit(ce.Command("add", 1, 1))
+
+    executor.events.subscribe("command.cancelled", resubmit)
+    busy = [executor.submit(gate.command()) for _ in range(capacity(executor))]
+    gate.wait_started(len(busy))
+    pending = [executor.submit(ce.Command("add", i, 0)) for i in range(5)]
+    done = threading.Event()
+    stopper = threading.Thread(target=lambda: (executor.shutdown(wait=False, cancel_futures=True), done.set()))
+    stopper.start()
+    assert done.wait(5), "shutdown deadlocked with an observer calling submit()"
+    stopper.join(5)
+    assert all(f.cancelled() for f in pending)
+    assert len(cancelled.events) == 5
+    gate.open()
+    for future in busy:
+        future.result(timeout=10)
