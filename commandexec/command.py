@@ -10,7 +10,7 @@ import os
 import reprlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Self
 
 from .errors import InvalidCommand
 
@@ -225,8 +225,10 @@ class Command:
 
     # -- derived commands -----------------------------------------------------
 
-    def _copy(self) -> Command:
-        new = Command.__new__(Command)
+    def _copy(self) -> Self:
+        # type(self), not Command: a subclass (a composite) copies its own slots on top.
+        cls = type(self)
+        new = cls.__new__(cls)
         new._key = self._key
         new._fn = self._fn
         new._args = self._args
@@ -323,11 +325,22 @@ class Command:
     def from_dict(cls, data: Mapping[str, Any]) -> Command:
         """Rebuild a command from :meth:`to_dict` output, validating every field.
 
+        A description with a ``composite`` field rebuilds a composite
+        (:class:`~commandexec.Sequential`, :class:`~commandexec.Parallel` or
+        :class:`~commandexec.Pipeline`) and its children.
+
         Raises:
             InvalidCommand: naming the first field that is missing or of the wrong type.
         """
         if not isinstance(data, Mapping):
             raise InvalidCommand(f"a command description must be a mapping, got {type(data).__name__}")
+        if "composite" in data:
+            from .composite import composite_from_dict  # composite.py imports this module
+
+            composite = composite_from_dict(data)
+            if not isinstance(composite, cls):
+                raise InvalidCommand(f"{cls.__name__}.from_dict() got a {type(composite).__name__} description")
+            return composite
         unknown = set(data) - _DICT_FIELDS
         if unknown:
             # repr as the sort key: untrusted data may mix key types that do not compare.
