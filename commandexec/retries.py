@@ -90,6 +90,8 @@ class _Retrying:
         self.outer.add_done_callback(self._outer_done)
 
     def start(self) -> None:
+        if self.outer.done():
+            return  # cancelled during the backoff
         try:
             inner = self.executor._submit(self.command)
         except BaseException as exc:  # shut down during a backoff, or broken
@@ -126,6 +128,8 @@ class _Retrying:
             return
         with self.lock:
             self.timer = handle
+        if outer.cancelled():  # cancelled before the handle was recorded
+            handle.cancel()
 
     def _outer_done(self, outer: Future[Any]) -> None:
         if outer.cancelled():

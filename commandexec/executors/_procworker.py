@@ -8,10 +8,12 @@ Everything here runs in the child process.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
-import queue
 import signal
+import threading
 import time
 import traceback
 from typing import Any
@@ -33,8 +35,6 @@ EVENT = 2
 # A worker flushes its outcomes at the latest this long after the first unsent
 # one, so a batch of slow commands does not hold back finished results.
 FLUSH_AFTER = 0.002
-# How often an idle worker checks that its parent is still alive.
-ORPHAN_CHECK = 0.5
 
 
 class RemoteTraceback(Exception):
@@ -99,6 +99,23 @@ class _Sink:
             self.outbound._writer.send_bytes(data)
 
 
+def _exit_with_parent() -> None:
+    """Exit as soon as the executor's process dies, even mid-command.
+
+    ``os.getppid()`` would not do: under forkserver a worker's parent is the
+    fork server, which outlives the executor's process.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="commandexec-parent-watch", daemon=True).start()
+
+
 def worker_main(
     inbound: Any,
     outbound: Any,
@@ -112,7 +129,7 @@ def worker_main(
     """Run commands until told to stop, the task budget is spent, or the parent dies."""
     # Ctrl-C reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
+    _exit_with_parent()
     if isinstance(registry, str):
         registry = resolve_reference(registry)
         if not isinstance(registry, Registry):
@@ -128,12 +145,7 @@ def worker_main(
     loads = pickle.loads
     monotonic = time.monotonic
     while True:
-        try:
-            batch = inbound.get(timeout=ORPHAN_CHECK)
-        except queue.Empty:
-            if os.getppid() != parent:
-                return  # orphaned: the parent died without shutting us down
-            continue
+        batch = inbound.get()
         if batch is None:
             return
         outcomes: list[tuple[int, bool, bytes]] = []

@@ -258,6 +258,7 @@ class ProcessExecutor(Executor):
         # Outside the lock: a cancelled future's observers may call submit().
         for future in cancelled:
             future.cancel()
+            future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
         if manager is None:
             self._close_wakeup()
         else:
@@ -286,6 +287,8 @@ class ProcessExecutor(Executor):
             for _ in range(self._max_workers):
                 self._start_worker()
             while True:
+                while self._expired:  # first: a timeout that fired while we were busy
+                    self._on_timeout(*self._expired.popleft())
                 self._dispatch()
                 if self._shutdown and not self._pending and not self._requeued and self._idle():
                     return
@@ -342,7 +345,18 @@ class ProcessExecutor(Executor):
             name=f"ProcessExecutor-worker-{slot}",
             daemon=True,
         )
-        process.start()
+        try:
+            process.start()
+        except BaseException:
+            self._free_slots.append(slot)
+            for end in (inbound._reader, inbound._writer, outbound._reader, outbound._writer):
+                end.close()
+            raise
+        # The parent's copies of the worker's ends: closed, so a worker that dies
+        # mid-message reads as end-of-file instead of a message that never ends.
+        outbound._writer.close()
+        inbound._reader.close()
+        inbound._ignore_epipe = True
         self._workers.append(_Worker(process, inbound, outbound, slot, self._max_tasks))
 
     def _dispatch(self) -> bool:

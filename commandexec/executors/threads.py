@@ -205,6 +205,7 @@ class ThreadExecutor(Executor, concurrent.futures.ThreadPoolExecutor):
             self._queue.put(None)
         for future in cancelled:  # outside the lock: observers may call submit()
             future.cancel()
+            future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
         if wait:
             for thread in self._workers:
                 thread.join()
