@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import json
 import math
+import multiprocessing
 import os
 import platform
 import statistics
@@ -29,6 +30,7 @@ from typing import Any, TypeVar
 
 from .command import Command
 from .executors.inline import InlineExecutor
+from .executors.processes import ProcessExecutor, default_start_method
 from .executors.threads import ThreadExecutor
 from .registry import Registry
 
@@ -43,7 +45,9 @@ __all__ = [
     "inline_case",
     "main",
     "overhead_below",
+    "processes_case",
     "ratio_at_least",
+    "ratio_at_most",
     "run",
     "threads_case",
 ]
@@ -56,10 +60,27 @@ def noop() -> None:
     """The command every benchmark runs: it does nothing, so only overhead is measured."""
 
 
+def noop_item(item: object) -> None:
+    """The function the map benchmarks apply to each item: it does nothing."""
+
+
+def spin(iterations: int) -> int:
+    """A pure-Python CPU-bound loop (calibrated by :func:`_calibrate_spin`)."""
+    total = 0
+    for i in range(iterations):
+        total += i
+    return total
+
+
 def _registry() -> Registry:
-    # A private registry: the benchmark must not touch the default one.
+    # A private registry: the benchmark must not touch the default one. Its
+    # callables are taken from this module by its import name, so worker
+    # processes can import them even when it runs as ``python -m`` (``__main__``).
+    from . import bench
+
     registry = Registry()
-    registry.register("noop", noop)
+    registry.register("noop", bench.noop)
+    registry.register("spin", bench.spin)
     return registry
 
 
@@ -78,15 +99,26 @@ class Settings:
         gc_off: Disable the garbage collector while timing (both sides alike);
             by default it stays enabled, as in a real program, and is collected
             before each timed section.
+        pool_commands: At most this many commands for ProcessPoolExecutor's
+            submit throughput (it is slow; a rate stays comparable over fewer).
+        map_items: Items per process map measurement.
+        cpu_commands: CPU-bound commands per process wall-time measurement.
+        cpu_seconds: Seconds each CPU-bound command runs (calibrated once).
     """
 
     commands: int = 100_000
     samples: int = 2_000
     rounds: int = 5
     gc_off: bool = False
+    pool_commands: int = 20_000
+    map_items: int = 1_000_000
+    cpu_commands: int = 8
+    cpu_seconds: float = 0.25
 
 
-QUICK = Settings(commands=2_000, samples=200, rounds=2)
+QUICK = Settings(
+    commands=2_000, samples=200, rounds=2, pool_commands=2_000, map_items=20_000, cpu_commands=2, cpu_seconds=0.05
+)
 """Settings for ``--quick``: enough to exercise every path, not to measure."""
 
 
@@ -108,6 +140,11 @@ def ratio_at_least(ratio: float) -> Target:
     return Target(f">= {ratio:.2f}x stdlib", lambda ours, stdlib, _: ours >= ratio * stdlib)
 
 
+def ratio_at_most(ratio: float) -> Target:
+    """Target: ours / stdlib <= *ratio* (for a figure where lower is better)."""
+    return Target(f"<= {ratio:.2f}x stdlib", lambda ours, stdlib, _: ours <= ratio * stdlib)
+
+
 def overhead_below(microseconds: float) -> Target:
     """Target: ours costs less than *microseconds* more per command than stdlib."""
     return Target(f"overhead < {microseconds:g} us", lambda _o, _s, extra: extra < microseconds)
@@ -123,7 +160,8 @@ class Row:
         label: What was measured, for people.
         ours: The figure for commandexec.
         stdlib: The figure for the standard-library counterpart.
-        unit: ``"cmd/s"`` (higher is better) or ``"us"`` (lower is better).
+        unit: ``"cmd/s"`` or ``"item/s"`` (higher is better), ``"us"`` or ``"s"``
+            (lower is better).
         target: The goal for this row, if it has one.
     """
 
@@ -142,9 +180,14 @@ class Row:
 
     @property
     def overhead_us(self) -> float:
-        """Microseconds per command that ours costs more than stdlib (negative: less)."""
-        if self.unit == "cmd/s":
+        """Microseconds per command (or item) that ours costs more than stdlib (negative: less).
+
+        For a wall time in ``"s"``, the extra microseconds of the whole run.
+        """
+        if self.unit.endswith("/s"):
             return 1e6 / self.ours - 1e6 / self.stdlib
+        if self.unit == "s":
+            return (self.ours - self.stdlib) * 1e6
         return self.ours - self.stdlib
 
     @property
@@ -216,12 +259,14 @@ def _pool_throughput(
     make: Callable[[], E],
     submit_all: Callable[[E, list[Command]], list[Future[Any]]],
     settings: Settings,
+    count: int | None = None,
 ) -> Callable[[], float]:
-    """A side that times submitting *settings.commands* no-ops and waiting for them all."""
+    """A side that times submitting *count* (default *settings.commands*) no-ops and waiting for them all."""
+    total = settings.commands if count is None else count
 
     def side() -> float:
-        warmup = [Command("noop") for _ in range(max(100, settings.commands // 10))]
-        commands = [Command("noop") for _ in range(settings.commands)]
+        warmup = [Command("noop") for _ in range(max(100, total // 10))]
+        commands = [Command("noop") for _ in range(total)]
         with make() as executor:
             concurrent.futures.wait(submit_all(executor, warmup))
             with _timed_section(settings):
@@ -230,7 +275,7 @@ def _pool_throughput(
                 concurrent.futures.wait(futures)
                 elapsed = time.perf_counter() - start
             del futures
-        return settings.commands / elapsed
+        return total / elapsed
 
     return side
 
@@ -388,17 +433,179 @@ def inline_case(settings: Settings) -> list[Row]:
     return rows
 
 
+WORKERS = 2
+"""Worker processes on each side of the process comparisons."""
+MAP_CHUNKSIZE = 100
+"""Items per chunk in the process map comparisons (on every side)."""
+
+
+def _calibrate_spin(seconds: float) -> int:
+    """Return the :func:`spin` iterations that take about *seconds* here (measured once)."""
+    iterations = 10_000
+    while True:  # grow until a run is long enough to time reliably
+        start = time.perf_counter()
+        spin(iterations)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min(0.05, seconds / 2):
+            break
+        iterations *= 4
+    iterations = max(1, round(iterations * seconds / elapsed))
+    runs = []
+    for _ in range(3):  # then correct the estimate once at full length, by the best run
+        start = time.perf_counter()  # (the least disturbed by anything else on the machine)
+        spin(iterations)
+        runs.append(time.perf_counter() - start)
+    return max(1, round(iterations * seconds / min(runs)))
+
+
+def processes_case(settings: Settings) -> list[Row]:
+    """ProcessExecutor(max_workers=2) against ProcessPoolExecutor and multiprocessing.Pool.
+
+    Every side has 2 worker processes and the same start method (ours' default,
+    forkserver where available); each pool is started and warmed up before the
+    timed section, so pool start-up is never timed.
+    """
+    from . import bench  # the callables by import name: worker processes must import them
+
+    registry = _registry()
+    context = multiprocessing.get_context(default_start_method())
+
+    def ours() -> ProcessExecutor:
+        return ProcessExecutor(max_workers=WORKERS, registry=registry)
+
+    def stdlib() -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(max_workers=WORKERS, mp_context=context)
+
+    def submit_commands(ex: ProcessExecutor, cmds: list[Command]) -> list[Future[Any]]:
+        return [ex.submit(command) for command in cmds]
+
+    def submit_functions(ex: concurrent.futures.Executor, cmds: list[Command]) -> list[Future[Any]]:
+        return [ex.submit(bench.noop) for _ in cmds]
+
+    # a. submit throughput
+    pool_commands = min(settings.commands, settings.pool_commands)
+    by_command, by_stdlib = _alternate(
+        [
+            _pool_throughput(ours, submit_commands, settings),
+            _pool_throughput(stdlib, submit_functions, settings, pool_commands),
+        ],
+        settings.rounds,
+    )
+    n = f"{settings.commands:,}"
+    rows = [
+        Row("processes", "throughput.command",
+            f"throughput, {n} x submit(Command) + wait (stdlib: {pool_commands:,})",
+            max(by_command), max(by_stdlib), "cmd/s", ratio_at_least(3.0)),
+    ]  # fmt: skip
+
+    # b. map throughput, chunksize 100 on every side
+    items = list(range(settings.map_items))
+    warm_items = items[: max(10 * MAP_CHUNKSIZE, len(items) // 10)]
+
+    def map_side(make: Callable[[], Any], map_all: Callable[[Any, list[int]], object]) -> Callable[[], float]:
+        def side() -> float:
+            with make() as pool:
+                map_all(pool, warm_items)
+                with _timed_section(settings):
+                    start = time.perf_counter()
+                    map_all(pool, items)
+                    elapsed = time.perf_counter() - start
+            return len(items) / elapsed
+
+        return side
+
+    def executor_map(ex: concurrent.futures.Executor, work: list[int]) -> object:
+        return list(ex.map(bench.noop_item, work, chunksize=MAP_CHUNKSIZE))
+
+    def pool_map(pool: Any, work: list[int]) -> object:
+        return pool.map(bench.noop_item, work, chunksize=MAP_CHUNKSIZE)
+
+    by_ours_map, by_pool_map, by_executor_map = _alternate(
+        [
+            map_side(ours, executor_map),
+            map_side(lambda: context.Pool(WORKERS), pool_map),
+            map_side(stdlib, executor_map),
+        ],
+        settings.rounds,
+    )
+    m = f"{settings.map_items:,}"
+    rows += [
+        Row("processes", "map.throughput",
+            f"map(fn, {m} items, chunksize={MAP_CHUNKSIZE}) vs multiprocessing.Pool.map",
+            max(by_ours_map), max(by_pool_map), "item/s", ratio_at_least(0.7)),
+        Row("processes", "map.throughput_executor",
+            f"map(fn, {m} items, chunksize={MAP_CHUNKSIZE}) vs ProcessPoolExecutor.map",
+            max(by_ours_map), max(by_executor_map), "item/s"),
+    ]  # fmt: skip
+
+    # c. single-command round trips
+    ours_latency, stdlib_latency = _alternate(
+        [
+            _round_trips(ours, lambda ex, command: ex.submit(command), settings),
+            _round_trips(stdlib, lambda ex, _: ex.submit(bench.noop), settings),
+        ],
+        settings.rounds,
+    )
+    ours_median, ours_p99 = _best_latency(ours_latency)
+    stdlib_median, stdlib_p99 = _best_latency(stdlib_latency)
+    rows += [
+        Row("processes", "latency.median", "round trip submit(Command).result(), median",
+            ours_median, stdlib_median, "us", ratio_at_most(1.5)),
+        Row("processes", "latency.p99", "round trip submit(Command).result(), p99",
+            ours_p99, stdlib_p99, "us", ratio_at_most(1.5)),
+    ]  # fmt: skip
+
+    # d. CPU-bound commands: wall time against the ideal of perfect spreading
+    iterations = _calibrate_spin(settings.cpu_seconds)
+    ideal = settings.cpu_commands * settings.cpu_seconds / WORKERS
+
+    def cpu_side(make: Callable[[], E], submit: Callable[[E], Future[Any]]) -> Callable[[], float]:
+        def side() -> float:
+            with make() as executor:
+                concurrent.futures.wait([executor.submit(bench.noop) for _ in range(100)])  # warm-up
+                with _timed_section(settings):
+                    start = time.perf_counter()
+                    concurrent.futures.wait([submit(executor) for _ in range(settings.cpu_commands)])
+                    elapsed = time.perf_counter() - start
+            return elapsed
+
+        return side
+
+    ours_wall, stdlib_wall = _alternate(
+        [
+            cpu_side(ours, lambda ex: ex.submit(Command("spin", iterations))),
+            cpu_side(stdlib, lambda ex: ex.submit(bench.spin, iterations)),
+        ],
+        settings.rounds,
+    )
+    within = 1.15
+    rows.append(
+        Row("processes", "cpu.wall",
+            f"wall, {settings.cpu_commands} x spin(~{settings.cpu_seconds:g} s) on {WORKERS} workers "
+            f"(ideal {ideal:.2f} s)",
+            min(ours_wall), min(stdlib_wall), "s",
+            Target(f"<= {within:g}x ideal ({within * ideal:.2f} s)", lambda ours, _s, _o: ours <= within * ideal)),
+    )  # fmt: skip
+    return rows
+
+
 Case = Callable[[Settings], list[Row]]
 
 CASES: dict[str, Case] = {
     "threads": threads_case,
     "inline": inline_case,
+    "processes": processes_case,
 }
 """Executor kind -> the function measuring its rows; a new kind adds one entry."""
 
 STDLIB_COUNTERPARTS: dict[str, str] = {
     "threads": "concurrent.futures.ThreadPoolExecutor(max_workers=2).submit(noop)",
     "inline": "a direct call noop()",
+    "processes": (
+        f"concurrent.futures.ProcessPoolExecutor(max_workers={WORKERS}, mp_context={default_start_method()!r}) "
+        f"(submit, map, round trips, wall) and multiprocessing.Pool({WORKERS}) (map); every side has "
+        f"{WORKERS} workers and ours' default start method, each pool started and warmed up before timing"
+    ),
 }
 """Executor kind -> what its rows are compared with, for the table's legend."""
 
@@ -415,8 +622,10 @@ def run(settings: Settings, kinds: Sequence[str] | None = None) -> list[Row]:
 
 
 def _format_value(value: float, unit: str) -> str:
-    if unit == "cmd/s":
+    if unit.endswith("/s"):
         return f"{value:,.0f}"
+    if unit == "s":
+        return f"{value:,.3f}"
     return f"{value:,.2f}"
 
 
@@ -457,7 +666,8 @@ def format_table(rows: Sequence[Row], settings: Settings) -> str:
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs; "
         f"{settings.commands:,} commands, {settings.samples:,} round trips; best of "
         f"{settings.rounds} alternating rounds; gc {gc_state} while timing.",
-        "overhead: extra microseconds per command vs stdlib (cmd/s rows: 1e6/ours - 1e6/stdlib).",
+        "overhead: extra microseconds per command vs stdlib (cmd/s and item/s rows: 1e6/ours - 1e6/stdlib, "
+        "per item; s rows: of the whole wall time).",
     ]
     legend += [f"stdlib for {kind}: {STDLIB_COUNTERPARTS.get(kind, '?')}" for kind in kinds]
     return "\n".join(text + legend)
