@@ -9,6 +9,8 @@
 """
 
 from .command import Command
+from .composite import Parallel, Pipeline, Sequential
+from .config import from_config
 from .errors import (
     AuthenticationError,
     BrokenExecutor,
@@ -40,11 +42,16 @@ __all__ = [
     "Command",
     "Registry",
     "registry",
+    # composites
+    "Sequential",
+    "Parallel",
+    "Pipeline",
     # events and observers
     "Event",
     "EventBus",
     "emit",
     # executors
+    "from_config",
     "Executor",
     "InlineExecutor",
     "ThreadExecutor",

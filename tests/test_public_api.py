@@ -4,8 +4,9 @@ import commandexec as ce
 
 PUBLIC = {
     "Command", "Registry", "registry",
+    "Sequential", "Parallel", "Pipeline",
     "Event", "EventBus", "emit",
-    "Executor", "InlineExecutor", "ThreadExecutor", "ProcessExecutor",
+    "from_config", "Executor", "InlineExecutor", "ThreadExecutor", "ProcessExecutor",
     "AuthenticationError", "BrokenExecutor", "CascadeLimitExceeded", "CommandExecError",
     "CommandTimeout", "ConfigError", "DuplicateCommand", "ExecutorFull", "InvalidCommand",
     "ProtocolError", "RemoteCommandError", "SerializationError", "UnknownCommand", "WorkerLost",
