@@ -163,7 +163,9 @@ class ProcessExecutor(Executor):
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if max_tasks_per_child is not None:
-            if type(max_tasks_per_child) is not int or max_tasks_per_child <= 0:
+            if not isinstance(max_tasks_per_child, int):
+                raise TypeError("max_tasks_per_child must be an integer")
+            if max_tasks_per_child <= 0:
                 raise ValueError("max_tasks_per_child must be >= 1")
             if mp_context.get_start_method(allow_none=False) == "fork":
                 raise ValueError(
@@ -213,6 +215,10 @@ class ProcessExecutor(Executor):
     # -- caller side --------------------------------------------------------
 
     def _submit(self, command: Command) -> Future[Any]:
+        if self._shutdown or self._broken:  # checked again under the lock below
+            if self._broken:
+                raise BrokenExecutor(self._broken)
+            raise RuntimeError("cannot schedule new futures after shutdown")
         try:
             data = pickle.dumps(command, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:

@@ -294,7 +294,6 @@ def test_max_tasks_per_child_below_one_is_rejected_with_the_stdlib_s_message(bad
     assert str(info.value) == stdlib_error(max_tasks_per_child=bad)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a non-int max_tasks_per_child raises ValueError; the stdlib TypeError")
 @pytest.mark.parametrize("bad", [1.5, "2"])
 def test_a_max_tasks_per_child_that_is_not_an_int_raises_the_stdlib_s_type_error(
     bad: Any, registry: ce.Registry
@@ -999,10 +998,6 @@ def test_submit_and_map_after_shutdown_raise_runtime_error(executor: ce.ProcessE
         executor.map("square", [1, 2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _submit pickles before it checks for shutdown, so an unpicklable command gets a failed future",
-)
 def test_submit_after_shutdown_raises_runtime_error_even_for_a_command_that_cannot_be_pickled(
     executor: ce.ProcessExecutor,
 ) -> None:
