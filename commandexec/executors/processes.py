@@ -84,6 +84,14 @@ def _check_picklable(registry: Registry) -> None:
         raise
 
 
+def _close_unfed(inbound: Any) -> None:
+    # Queue.close() leaves the pipe to the feeder thread, which closes it on its
+    # way out; a queue nothing was ever put on has no feeder, so its write end
+    # stayed open until garbage collection.
+    if inbound._thread is None:
+        inbound._writer.close()
+
+
 def describe_exit(exitcode: int | None) -> str:
     """Say how a process ended: ``"killed by SIGKILL"``, ``"exit code 3"``."""
     if exitcode is None:
@@ -517,6 +525,7 @@ class ProcessExecutor(Executor):
     def _close_worker(self, worker: _Worker) -> None:
         worker.inbound.close()
         worker.inbound.cancel_join_thread()  # the reader is gone: do not block on unsent data
+        _close_unfed(worker.inbound)
         worker.outbound.close()
         worker.process.close()
 
@@ -551,6 +560,7 @@ class ProcessExecutor(Executor):
         for worker in self._workers:
             worker.inbound.close()
             worker.inbound.join_thread()
+            _close_unfed(worker.inbound)
             worker.outbound.close()
             worker.process.close()
         self._workers.clear()
