@@ -21,6 +21,7 @@ import pytest
 import commandexec as ce
 from tests import composite_handlers, handlers
 from tests.composite_handlers import Boom
+from tests.contract.test_contract import Gate, capacity, concurrent_kind
 
 C = ce.Command
 
@@ -28,36 +29,6 @@ C = ce.Command
 @pytest.fixture(autouse=True)
 def _composite_handlers(registry: ce.Registry) -> None:
     composite_handlers.register(registry)
-
-
-def concurrent_kind(executor: ce.Executor) -> bool:
-    return not isinstance(executor, ce.InlineExecutor)
-
-
-def capacity(executor: ce.Executor) -> int:
-    return int(getattr(executor, "max_workers", 1))
-
-
-class Gate:
-    """Holds workers busy on ``wait_file`` commands until opened."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.release = directory / "release"
-        self.count = 0
-
-    def command(self, result: Any = None) -> ce.Command:
-        self.count += 1
-        return C("wait_file", str(self.directory / f"started-{self.count}"), str(self.release), 20.0, result)
-
-    def wait_started(self, n: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(list(self.directory.glob("started-*"))) < n:
-            assert time.monotonic() < deadline, f"only some of {n} gated commands started"
-            time.sleep(0.005)
-
-    def open(self) -> None:
-        self.release.touch()
 
 
 @pytest.fixture
