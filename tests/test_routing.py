@@ -17,6 +17,7 @@ from commandexec.command import Options
 from commandexec.config import from_config
 from commandexec.executors.routed import RoutedExecutor
 from tests import handlers
+from tests.contract.test_events import Recorder
 
 
 def where(x: Any = None) -> tuple[Any, int, str]:
@@ -27,22 +28,6 @@ def where(x: Any = None) -> tuple[Any, int, str]:
 def announce(x: Any) -> Any:
     ce.emit("thing.done", x=x)
     return x
-
-
-class Recorder:
-    """An observer that records what it sees (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.events: list[ce.Event] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: ce.Event) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def results(self) -> list[Any]:
-        with self.lock:
-            return [e.payload["result"] for e in self.events if e.name == "command.succeeded"]
 
 
 @pytest.fixture

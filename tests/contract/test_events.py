@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,10 @@ class Recorder:
     def names(self) -> list[str]:
         with self.lock:
             return [e.name for e in self.events]
+
+    def results(self) -> list[Any]:
+        with self.lock:
+            return [e.payload["result"] for e in self.events if e.name == "command.succeeded"]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
